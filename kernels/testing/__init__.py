@@ -1,0 +1,1 @@
+"""Testing tools for attention kernels: hypothesis strategies (and the attention verifier)."""

@@ -1,0 +1,13 @@
+"""minilm: see and verify how a language model learns.
+
+A NumPy reverse-mode autograd engine with every op's backward written by hand beside its forward,
+gradient checking as library API, and (in later modules) layers, models and training built on it.
+"""
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor, unbroadcast
+from .autograd.ops import (abs, add, clip, concatenate, div, exp, expand, gather, gelu, getitem, log,  # noqa: A004
+                           masked_fill, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid,
+                           sqrt, stack, sub, sum, swapaxes, tanh, transpose, var, where)
+from .autograd.gradcheck import GradcheckReport, gradcheck
+from .errors import DTypeError, GradError, MinilmError, NonFiniteError, ShapeError
+
+__version__ = "0.1.0"

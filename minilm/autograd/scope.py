@@ -27,3 +27,16 @@ def module_scope(name: str):
         yield
     finally:
         stack.pop()
+
+
+@contextlib.contextmanager
+def absolute_module_scope(path: str):
+    """Enter the scope of a module whose full dotted path (`blocks.2.attn`) is already known."""
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    stack.append(path)
+    try:
+        yield
+    finally:
+        stack.pop()

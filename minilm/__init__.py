@@ -7,7 +7,9 @@ from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, t
 from .autograd.ops import (abs, add, clip, concatenate, div, exp, expand, gather, gelu, getitem, log,  # noqa: A004
                            masked_fill, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid,
                            sqrt, stack, sub, sum, swapaxes, tanh, transpose, var, where)
+from .autograd.anomaly import detect_anomaly
 from .autograd.gradcheck import GradcheckReport, gradcheck
+from .autograd.trace import Trace, trace
 from .errors import DTypeError, GradError, MinilmError, NonFiniteError, ShapeError
 
 __version__ = "0.1.0"

@@ -3,6 +3,10 @@
 A NumPy reverse-mode autograd engine with every op's backward written by hand beside its forward,
 gradient checking as library API, and (in later modules) layers, models and training built on it.
 """
+from ._malloc import tune_allocator
+
+tune_allocator()
+
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor, unbroadcast
 from .autograd.ops import (abs, add, clip, concatenate, div, exp, expand, gather, gelu, getitem, log,  # noqa: A004
                            masked_fill, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid,

@@ -1,8 +1,20 @@
-"""The `minilm` command (also `python -m minilm`)."""
+"""The `minilm` command (also `python -m minilm`).
+
+    minilm train --preset tiny                 # character GPT on the built-in corpus (~5 min, 2 cores)
+    minilm generate runs/gpt-tiny --prompt "The "
+    minilm eval runs/gpt-tiny [--data PATH]
+    minilm demo                                # a small expression, backward, gradcheck report
+    minilm verify-attention MODULE:FUNCTION    # check your attention kernel against the reference
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from .errors import MinilmError
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _cmd_demo(args) -> int:
@@ -10,27 +22,94 @@ def _cmd_demo(args) -> int:
     return 0 if run_demo(seed=args.seed) else 1
 
 
-def _cmd_verify_attention(args, rest) -> int:
-    from kernels.testing.cli import main as verify_main
-    return verify_main(rest)
+def _add_train_args(p):
+    p.add_argument("--model", choices=["gpt", "lstm", "bert"], default="gpt", help="model type")
+    p.add_argument("--preset", choices=["tiny", "small"], default="tiny", help="size preset")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
+    p.add_argument("--batch", type=int, help="sequences per step (default: the preset's)")
+    p.add_argument("--accumulate", type=int, default=1, help="micro-batches per step (gradient accumulation)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    p.add_argument("--context", type=int, help="tokens per sequence (default: the preset's)")
+    p.add_argument("--backend", default="reference", choices=["reference", "numba", "triton", "auto"],
+                   help="attention kernels")
+    p.add_argument("--data", default=None, help="UTF-8 text file or folder (default: the built-in corpus)")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size")
+    p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-PRESET)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _cmd_train(args) -> int:
+    from .commands.train_cmd import run_train
+    return run_train(args)
+
+
+def _cmd_generate(args) -> int:
+    from .commands.generate_cmd import run_generate
+    return run_generate(args)
+
+
+def _cmd_eval(args) -> int:
+    from .commands.generate_cmd import run_eval
+    return run_eval(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minilm", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build a small expression, backward, gradcheck report",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_cmd_demo)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="pre-train a model (GPT, LSTM LM, BERT MLM)", formatter_class=FMT)
+    _add_train_args(p)
+    p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser("generate", help="sample text from a trained GPT or LSTM LM", formatter_class=FMT)
+    p.add_argument("checkpoint", help="a `minilm train` output folder or its checkpoint.safetensors")
+    p.add_argument("--prompt", default="The ", help="text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=300)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    p.add_argument("--stop", default=None, help="stop when this text is produced")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default=None, help="attention backend (default: as trained)")
+    p.add_argument("--adapter", default=None, help="a LoRA adapter folder to apply before generating")
+    p.set_defaults(run=_cmd_generate)
+
+    p = sub.add_parser("eval", help="validation loss and perplexity of a checkpoint", formatter_class=FMT)
+    p.add_argument("checkpoint")
+    p.add_argument("--data", default=None, help="text to evaluate on (its validation split); default: as trained")
+    p.add_argument("--batches", type=int, default=50)
+    p.set_defaults(run=_cmd_eval)
+
+    p = sub.add_parser("demo", help="a small expression, backward, and its gradcheck report", formatter_class=FMT)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_cmd_demo)
+
     sub.add_parser("verify-attention", add_help=False,
-                   help="verify an attention kernel against the float64 reference (see --help)")
+                   help="verify an attention kernel against the float64 reference (see its --help)")
     return parser
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "verify-attention":
-        return _cmd_verify_attention(None, argv[1:])
+        from kernels.testing.cli import main as verify_main
+        return verify_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except MinilmError as error:
+        print(f"minilm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"minilm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2))

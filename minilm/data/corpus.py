@@ -61,7 +61,7 @@ def python_source_corpus(max_files: int = 80, max_chars: int = 600_000) -> Corpu
 
 def load_corpus(path: str | None) -> Corpus:
     """None -> the built-in corpus; a file -> one document; a folder -> every text file under it."""
-    if path is None or path == "builtin":
+    if path is None or path in ("builtin", "pydoc_data.topics"):
         return builtin_corpus()
     if path == "python-stdlib":
         return python_source_corpus()

@@ -16,6 +16,7 @@ from .errors import MinilmError, NonFiniteError
 
 class Optimizer:
     defaults: dict = {}
+    SCALAR_STATE = ("step",)
 
     def __init__(self, params, **options):
         params = list(params)
@@ -70,7 +71,9 @@ class Optimizer:
             if index >= len(params):
                 raise MinilmError(f"optimizer state names parameter {index}, but there are only {len(params)}")
             value = np.array(value)
-            self.state.setdefault(id(params[index]), {})[key] = value if value.ndim else value.item()
+            if key in self.SCALAR_STATE:                 # step counters are plain ints
+                value = int(value.reshape(-1)[0])
+            self.state.setdefault(id(params[index]), {})[key] = value
         self.step_count = int(saved["step_count"])
         for group, lr in zip(self.param_groups, saved["lrs"]):
             group["lr"] = float(lr)

@@ -76,5 +76,8 @@ def run_train(args) -> int:
     if args.model in ("gpt", "lstm"):
         model, tokenizer, _ = load_trained(out)
         from ..generate import generate_text
-        print("sample:", repr(generate_text(model, tokenizer, "The ", max_new_tokens=200, temperature=0.8, seed=0)))
+        prompt = "The " if all(c in getattr(tokenizer, "index", {c: 0 for c in "The "}) for c in "The ") \
+            else tokenizer.decode(train_ids[:4])
+        print(f"sample (prompt {prompt!r}):", repr(prompt + generate_text(model, tokenizer, prompt, max_new_tokens=200,
+                                                                           temperature=0.8, seed=0)))
     return 0

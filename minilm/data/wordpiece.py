@@ -5,8 +5,8 @@ Two stages, each a short list of rules:
 1. Basic tokenization: text -> words.
      special tokens   "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]" written in the raw text are kept
                       whole and map to their ids (as Hugging Face `tokenizers` does)
-     clean            drop U+0000, U+FFFD and control characters (Unicode category C*, except
-                      \\t \\n \\r); every whitespace character becomes " "
+     clean            drop U+0000, U+FFFD and control characters (Unicode categories Cc, Cf, Co,
+                      Cs, except \\t \\n \\r; unassigned Cn stays); every whitespace character -> " "
      CJK              each CJK ideograph becomes its own word (" " on both sides)
      accents          NFD, then drop the non-spacing marks (category Mn): "café" -> "cafe"
                       (on by default when lower-casing, as in BERT)
@@ -35,8 +35,11 @@ MAX_INPUT_CHARS_PER_WORD = 100
 CONTINUATION = "##"
 
 # CJK Unified Ideographs blocks, as BERT defines "Chinese characters" (Hangul and kana are not).
+# Extension E really starts at U+2B820, but BERT's list (and so every BERT tokenizer, Hugging
+# Face `tokenizers` included) starts it at U+2B920; we keep that, so U+2B820-U+2B91F are not split.
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+               (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+_CONTROL_CATEGORIES = frozenset(("Cc", "Cf", "Co", "Cs"))
 _ASCII_PUNCTUATION = {chr(code) for lo, hi in ((33, 47), (58, 64), (91, 96), (123, 126))
                       for code in range(lo, hi + 1)}
 # Whitespace: \t \n \r and the Unicode White_Space characters that are not controls.
@@ -53,8 +56,9 @@ def is_whitespace(char: str) -> bool:
 
 
 def is_control(char: str) -> bool:
-    """Category C* (Cc, Cf, Cn, Co, Cs), except \\t \\n \\r, which count as whitespace."""
-    return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
+    """Categories Cc, Cf, Co, Cs, except \\t \\n \\r, which count as whitespace. Unassigned code
+    points (Cn) are kept, as Hugging Face `tokenizers` keeps them (they become [UNK])."""
+    return char not in "\t\n\r" and unicodedata.category(char) in _CONTROL_CATEGORIES
 
 
 def is_punctuation(char: str) -> bool:
@@ -189,18 +193,15 @@ class WordPieceTokenizer:
 
     def basic_tokenize(self, text: str) -> list[str]:
         """Words before WordPiece (special tokens such as "[CLS]" in the text stay whole)."""
+        if self.split_special_tokens or "[" not in text:
+            return [word for word in self.normalize(text).split(" ") if word]
         words: list[str] = []
-        for chunk in self._split_special(text):
-            if chunk in SPECIAL_TOKENS:
+        for index, chunk in enumerate(self._special_pattern.split(text)):
+            if index % 2:                  # re.split puts the matched special tokens at odd indices
                 words.append(chunk)
             else:
                 words.extend(word for word in self.normalize(chunk).split(" ") if word)
         return words
-
-    def _split_special(self, text: str) -> list[str]:
-        if self.split_special_tokens or "[" not in text:
-            return [text]
-        return self._special_pattern.split(text)
 
     # ---------------------------------------------------------------- 2. WordPiece
     def _word_ids(self, word: str) -> list[int]:
@@ -227,7 +228,7 @@ class WordPieceTokenizer:
         for word in self.basic_tokenize(text):
             word_ids = cache.get(word)
             if word_ids is None:
-                word_ids = [self.token_to_id[word]] if word in SPECIAL_TOKENS else self._word_ids(word)
+                word_ids = self._word_ids(word)        # a special token is in the vocabulary: one id
                 if len(cache) < 500_000:
                     cache[word] = word_ids
             ids.extend(word_ids)
@@ -251,7 +252,7 @@ class WordPieceTokenizer:
     def encode_pair(self, text_a: str, text_b: str, add_special_tokens: bool = True,
                     max_length: int | None = None, truncation: bool = True) -> tuple[list[int], list[int]]:
         """([CLS] a [SEP] b [SEP], token types 0 for [CLS] a [SEP], 1 for b [SEP]).
-        Too long: tokens are removed one at a time from the end of the longer text ("longest first")."""
+        Too long: the longer text is cut first (see _longest_first), from its end."""
         ids_a, ids_b = self._ids(text_a), self._ids(text_b)
         n_special = 3 if add_special_tokens else 0
         if max_length is not None and len(ids_a) + len(ids_b) + n_special > max_length:
@@ -321,22 +322,20 @@ class WordPieceTokenizer:
 
     def decode(self, ids, skip_special_tokens: bool = True, cleanup: bool = True) -> str:
         """ids -> text: "##" pieces glue to the previous token, other tokens are joined by " ";
-        cleanup removes the space before . , ! ? and around English contractions ("do n't" -> "don't")."""
-        words: list[str] = []
+        cleanup also glues a token that starts with . , ! ? to the previous one ("dog ." -> "dog."),
+        as Hugging Face's WordPiece decoder does."""
+        text = ""
         for i in ids:
             i = int(i)
             if skip_special_tokens and i in self.special_ids:
                 continue
             token = self.id_to_token[i]
-            if token.startswith(CONTINUATION) and words:
-                words[-1] += token[len(CONTINUATION):]
+            if token.startswith(CONTINUATION):
+                text += token[len(CONTINUATION):]
+            elif text and not (cleanup and token[0] in ".,!?"):
+                text += " " + token
             else:
-                words.append(token)
-        text = " ".join(words)
-        if cleanup:
-            for before, after in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"),
-                                  (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
-                text = text.replace(before, after)
+                text += token
         return text
 
     def __repr__(self) -> str:
@@ -345,16 +344,15 @@ class WordPieceTokenizer:
 
 
 def _longest_first(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
-    """Lengths after removing tokens one at a time from the longer sequence (b on a tie) until
-    len_a + len_b <= budget."""
+    """Lengths of a and b after "longest first" truncation to len_a + len_b <= budget, as Hugging
+    Face `tokenizers` does it: the shorter text is kept whole if it fits in half the budget and the
+    longer gets the rest; otherwise each gets half, and an odd budget's extra token goes to the
+    longer text (to b on a tie)."""
     if len_a + len_b <= budget:
         return len_a, len_b
-    short, long_ = min(len_a, len_b), max(len_a, len_b)
-    if short <= budget // 2:
-        short_kept, long_kept = short, budget - short
-    else:                                  # both cut to half; on an odd budget the extra goes to a
-        short_kept = long_kept = budget // 2
-        if budget % 2:
-            return budget // 2 + 1, budget // 2
-        return short_kept, long_kept
-    return (short_kept, long_kept) if len_a <= len_b else (long_kept, short_kept)
+    shorter, longer = min(len_a, len_b), max(len_a, len_b)
+    if shorter <= budget // 2:
+        kept_shorter, kept_longer = shorter, budget - shorter
+    else:
+        kept_shorter, kept_longer = budget // 2, budget - budget // 2
+    return (kept_shorter, kept_longer) if len_a <= len_b else (kept_longer, kept_shorter)

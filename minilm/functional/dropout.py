@@ -21,9 +21,13 @@ class DropoutFn(Function):
         return g * ctx.saved[0]
 
 
-def dropout(x, p: float, training: bool, rng: np.random.Generator):
+def dropout(x, p: float, training: bool = True, rng: np.random.Generator | int | None = None):
+    """Zero each element with probability p and scale the rest by 1/(1-p); identity unless training.
+    rng: a numpy Generator (advanced by each call), or an int seed (the same mask every call)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1); got {p}")
     if not training or p == 0.0:
         return x
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
     return DropoutFn.apply(x, p=p, rng=rng)

@@ -4,5 +4,5 @@ from .layers import (Dropout, Embedding, FeedForward, LayerNorm, LearnedPosition
                      SinusoidalPositionalEncoding, set_init_seed, sinusoidal_table)
 from .lora import LoRALinear
 from .lstm import LSTM
-from .module import Module, ModuleList, Parameter
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .transformer import TransformerBlock

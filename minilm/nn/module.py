@@ -49,12 +49,18 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise MinilmError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # replacing a registered entry keeps its place (ModuleList/Sequential order, state_dict order)
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+            if self._path is not None:                 # paths known already: give the new child its own
+                value._assign_paths(f"{self._path}.{name}" if self._path else name)
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -95,8 +101,9 @@ class Module:
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} has no forward")
 
-    def _assign_paths(self):
-        for path, module in self.named_modules():
+    def _assign_paths(self, prefix: str = ""):
+        """Cache every sub-module's dotted path from this module (done once, at the first call)."""
+        for path, module in self.named_modules(prefix):
             object.__setattr__(module, "_path", path)
 
     def __call__(self, *args, **kwargs):
@@ -238,3 +245,48 @@ class ModuleList(Module):
 
     def append(self, module):
         setattr(self, str(len(self)), module)
+
+
+class Sequential(ModuleList):
+    """Modules applied one after another: Sequential(a, b, c)(x) = c(b(a(x))); children named 0, 1, 2."""
+
+    def __init__(self, *modules):
+        super().__init__(modules)
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+        return x
+
+
+class ModuleDict(Module):
+    """Sub-modules by name (paths such as `heads.mlm`); iterates over names like a dict."""
+
+    def __init__(self, modules: dict | None = None):
+        super().__init__()
+        for name, module in (modules or {}).items():
+            setattr(self, name, module)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __setitem__(self, name, module):
+        setattr(self, name, module)
+
+    def __contains__(self, name):
+        return name in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()

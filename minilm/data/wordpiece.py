@@ -321,7 +321,8 @@ class WordPieceTokenizer:
         return [self.id_to_token[int(i)] for i in ids]
 
     def decode(self, ids, skip_special_tokens: bool = True, cleanup: bool = True) -> str:
-        """ids -> text: "##" pieces glue to the previous token, other tokens are joined by " ";
+        """ids -> text: "##" pieces glue to the previous token (a leading one keeps its "##"),
+        other tokens are joined by " ";
         cleanup also glues a token that starts with . , ! ? to the previous one ("dog ." -> "dog."),
         as Hugging Face's WordPiece decoder does."""
         text = ""
@@ -330,9 +331,9 @@ class WordPieceTokenizer:
             if skip_special_tokens and i in self.special_ids:
                 continue
             token = self.id_to_token[i]
-            if token.startswith(CONTINUATION):
+            if token.startswith(CONTINUATION) and text:
                 text += token[len(CONTINUATION):]
-            elif text and not (cleanup and token[0] in ".,!?"):
+            elif text and not (cleanup and token[:1] in (".", ",", "!", "?")):
                 text += " " + token
             else:
                 text += token

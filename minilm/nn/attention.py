@@ -103,6 +103,22 @@ class MultiHeadAttention(Module):
         out = out.transpose(0, 2, 1, 3).reshape(batch, length, self.dim)               # (B, T, C)
         return self.out_proj(out)
 
+    def attention_weights(self, x, context=None, key_padding_mask=None) -> np.ndarray:
+        """The probabilities P (B, H, T, S) this layer would use for input x (for attention maps);
+        the fused kernels never store them, so they are recomputed here: P = exp(scale q k^T - lse)."""
+        import kernels
+        from kernels.reference import visible_keys
+        source = x if context is None else context
+        q = self._split(self.q_proj(x), self.num_heads).data
+        k = self._split(self.k_proj(source), self.num_kv_heads).data
+        v = self._split(self.v_proj(source), self.num_kv_heads).data
+        _, lse = kernels.attention_forward(q, k, v, causal=self.causal, key_padding_mask=key_padding_mask)
+        k_full = np.repeat(k, self.num_heads // self.num_kv_heads, axis=1)
+        scores = q @ np.swapaxes(k_full, -1, -2) / np.sqrt(self.head_dim)
+        allowed = visible_keys(q.shape[2], k.shape[2], self.causal, key_padding_mask, q.shape[0])
+        finite_lse = np.where(np.isfinite(lse), lse, 0.0)[..., None]
+        return np.where(allowed, np.exp(np.where(allowed, scores - finite_lse, -np.inf)), 0.0)
+
     def extra_repr(self):
         return (f"dim={self.dim}, num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}, "
                 f"causal={self.causal}, backend={self.backend!r}")

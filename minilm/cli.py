@@ -57,6 +57,29 @@ def _cmd_eval(args) -> int:
     return run_eval(args)
 
 
+def _cmd_walk(args) -> int:
+    from .tools.walk import walk
+    walk(op=args.op)
+    return 0
+
+
+def _cmd_plot_grads(args) -> int:
+    from .tools.grad_health import plot_grad_health
+    print(f"wrote {plot_grad_health(args.run_dir, args.out)}")
+    return 0
+
+
+def _cmd_attention_map(args) -> int:
+    from .runs import load_trained
+    from .tools.attention_map import attention_maps, plot_attention_maps
+    model, tokenizer, _ = load_trained(args.checkpoint)
+    ids = tokenizer.encode(args.prompt)
+    maps = attention_maps(model, ids)
+    labels = [tokenizer.decode([i]) for i in ids]
+    print(f"wrote {plot_attention_maps(maps, labels, args.out)} ({maps.shape[0]} layers x {maps.shape[1]} heads)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minilm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a small expression, backward, and its gradcheck report", formatter_class=FMT)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_demo)
+
+    p = sub.add_parser("walk", help="print a tiny model's backward pass layer by layer, with formulas",
+                       formatter_class=FMT)
+    p.add_argument("--op", default=None, help="stop at this op (name, or #ROW) and check it numerically")
+    p.set_defaults(run=_cmd_walk)
+
+    p = sub.add_parser("plot-grads", help="plot per-layer gradient norms and update/weight ratios of a run",
+                       formatter_class=FMT)
+    p.add_argument("run_dir", help="a `minilm train` output folder")
+    p.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/grad_health.png)")
+    p.set_defaults(run=_cmd_plot_grads)
+
+    p = sub.add_parser("attention-map", help="PNG grid (layers x heads) of a GPT's attention for a prompt",
+                       formatter_class=FMT)
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", default="The function returns")
+    p.add_argument("--out", default="attention_map.png")
+    p.set_defaults(run=_cmd_attention_map)
 
     sub.add_parser("verify-attention", add_help=False,
                    help="verify an attention kernel against the float64 reference (see its --help)")

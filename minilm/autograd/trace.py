@@ -61,11 +61,16 @@ class TraceRow:
 
 
 class Trace:
-    def __init__(self):
+    def __init__(self, keep_inputs: bool = False):
         self.rows: list[TraceRow] = []
+        self.keep_inputs = keep_inputs
+        self.calls = {}            # id(node) -> (Function, inputs, kwargs), when keep_inputs
+        self.nodes = []            # the Node of each backward row (same order), when keep_inputs
 
     # ----- observer protocol (called by Function.apply and the engine) -----------------------
     def on_forward(self, fn, node, inputs, outputs, kwargs):
+        if self.keep_inputs and node is not None:
+            self.calls[id(node)] = (fn, inputs, kwargs)
         arrays = [getattr(x, "data", x) for x in inputs]
         arrays = [a for a in arrays if isinstance(a, np.ndarray)]
         self.rows.append(TraceRow(len(self.rows), "forward", fn.op_name(), node.module_path if node else "",
@@ -74,6 +79,8 @@ class Trace:
                                   [_small(a) for a in arrays], [_small(o.data) for o in outputs]))
 
     def on_backward(self, node, grads_out, grads_in):
+        if self.keep_inputs:
+            self.nodes.append((len(self.rows), node, grads_out))
         sent = [grad_stats(g) if g is not None and p is not None else None
                 for p, g in zip(node.parents, grads_in)]
         self.rows.append(TraceRow(len(self.rows), "backward", node.name, node.module_path,
@@ -146,9 +153,10 @@ def _describe(s: dict) -> str:
 
 
 @contextlib.contextmanager
-def trace():
-    """Record every op of the forward and backward passes run inside the block."""
-    recorder = Trace()
+def trace(keep_inputs: bool = False):
+    """Record every op of the forward and backward passes run inside the block.
+    keep_inputs=True also keeps each op's inputs, so one step can be re-checked numerically."""
+    recorder = Trace(keep_inputs)
     function.OBSERVERS.append(recorder)
     try:
         yield recorder

@@ -37,7 +37,7 @@ class _EdgeRecorder:
         self.norms[(id(node), position)] = float(np.linalg.norm(np.asarray(after, dtype=np.float64)))
 
 
-def graph_structure(root, with_grads: bool = True) -> dict:
+def graph_structure(root, with_grads: bool = True, model=None) -> dict:
     """Nodes and edges of root's graph: {'nodes': [...], 'edges': [...]} (also used by the renderers)."""
     if root._node is None:
         raise GradError("viz.graph: the tensor has no graph (a leaf, or computed under no_grad())")
@@ -59,6 +59,7 @@ def graph_structure(root, with_grads: bool = True) -> dict:
                 for p, saved in leaves.values():
                     p.grad = saved
         norms = recorder.norms
+    param_names = {id(p): name for name, p in model.named_parameters()} if model is not None else {}
     nodes, edges, leaf_ids = [], [], {}
     for node in order:
         nodes.append({"id": f"op{id(node)}", "label": node.name, "module": node.module_path,
@@ -72,7 +73,7 @@ def graph_structure(root, with_grads: bool = True) -> dict:
                 source = leaf_ids.get(id(p))
                 if source is None:
                     source = leaf_ids[id(p)] = f"leaf{id(p)}"
-                    nodes.append({"id": source, "label": p.name or "leaf", "module": "",
+                    nodes.append({"id": source, "label": param_names.get(id(p)) or p.name or "leaf", "module": "",
                                   "shape": str(p.shape), "kind": "leaf"})
             norm = norms.get((id(node), position))
             edges.append({"source": source, "target": f"op{id(node)}", "shape": str(p.shape),
@@ -157,10 +158,11 @@ def _draw_matplotlib(structure: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def graph(root, path="graph.svg", with_grads: bool = True, engine: str = "auto") -> Path:
-    """Render root's computation graph to `path` (.svg or .png); return the path written."""
+def graph(root, path="graph.svg", with_grads: bool = True, engine: str = "auto", model=None) -> Path:
+    """Render root's computation graph to `path` (.svg or .png); return the path written.
+    Pass the model to label parameter leaves with their names (`blocks.0.attn.q_proj.weight`)."""
     path = Path(path)
-    structure = graph_structure(root, with_grads)
+    structure = graph_structure(root, with_grads, model)
     dot = shutil.which("dot")
     if engine in ("auto", "dot") and dot:
         fmt = path.suffix.lstrip(".") or "svg"

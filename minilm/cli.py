@@ -3,6 +3,8 @@
     minilm train --preset tiny                 # character GPT on the built-in corpus (~5 min, 2 cores)
     minilm generate runs/gpt-tiny --prompt "The "
     minilm eval runs/gpt-tiny [--data PATH]
+    minilm finetune --base runs/gpt-tiny --data python-stdlib --lora r=8,alpha=16,targets=q_proj,v_proj --out runs/code-lora
+    minilm embed "A sentence." "Another."       # sentence embeddings (all-MiniLM-L6-v2), cosine matrix
     minilm demo                                # a small expression, backward, gradcheck report
     minilm verify-attention MODULE:FUNCTION    # check your attention kernel against the reference
 """
@@ -57,6 +59,21 @@ def _cmd_eval(args) -> int:
     return run_eval(args)
 
 
+def _cmd_finetune(args) -> int:
+    from .commands.finetune_cmd import run_finetune
+    return run_finetune(args)
+
+
+def _cmd_embed(args) -> int:
+    from .commands.embed_cmd import run_embed
+    return run_embed(args)
+
+
+def _cmd_finetune_classifier(args) -> int:
+    from .commands.classify_cmd import run_classifier
+    return run_classifier(args)
+
+
 def _cmd_walk(args) -> int:
     from .tools.walk import walk
     walk(op=args.op)
@@ -109,9 +126,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=50)
     p.set_defaults(run=_cmd_eval)
 
+    p = sub.add_parser("finetune", help="continue a trained LM on new text: LoRA adapter (--lora) or full",
+                       formatter_class=FMT)
+    p.add_argument("--base", required=True, help="a `minilm train` output folder or its checkpoint.safetensors")
+    p.add_argument("--data", required=True, help="UTF-8 text file or folder, or python-stdlib (its held-out tail validates)")
+    p.add_argument("--lora", default=None, metavar="SPEC",
+                   help="train a LoRA adapter only, e.g. r=8,alpha=16,targets=q_proj,v_proj (targets last; "
+                        "also targets=all-linear or targets=re:REGEX); without it: full fine-tuning")
+    p.add_argument("--steps", type=int, default=200, help="optimizer steps")
+    p.add_argument("--batch", type=int, default=16, help="sequences per step")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 3e-3 with --lora, 1e-3 full)")
+    p.add_argument("--warmup", type=int, default=20, help="linear warm-up steps")
+    p.add_argument("--eval-every", type=int, default=25, help="validation every N steps")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a result) after this long")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_finetune)
+
+    p = sub.add_parser("embed", help="sentence embeddings of a pre-trained BERT; cosine similarities of several",
+                       formatter_class=FMT)
+    p.add_argument("sentences", nargs="*", help="sentences to embed (quote each one)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="a model name known to minilm.hub, or a model folder")
+    p.add_argument("--file", default=None, help="also embed each non-empty line of this file ('-': stdin)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--backend", default="reference", choices=["reference", "numba", "triton", "auto"],
+                   help="attention kernels")
+    p.add_argument("--show", type=int, default=8, help="values of each vector to print")
+    p.add_argument("--vectors", action="store_true", help="print vectors even for several sentences")
+    p.add_argument("--json", action="store_true", help="print vectors (and cosines) as JSON")
+    p.set_defaults(run=_cmd_embed)
+
     p = sub.add_parser("demo", help="a small expression, backward, and its gradcheck report", formatter_class=FMT)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_cmd_demo)
+
+    p = sub.add_parser("finetune-classifier", help="fine-tune a pre-trained BERT to tell which document a "
+                       "passage comes from", formatter_class=FMT)
+    p.add_argument("--base", default="runs/bert-tiny", help="a `minilm train --model bert` output folder")
+    p.add_argument("--docs", nargs="+", default=["specialnames", "compound"], help="pydoc topics, one per class")
+    p.add_argument("--passage", type=int, default=64, help="characters per passage")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare-scratch", action="store_true", help="also train the same classifier from scratch")
+    p.add_argument("--out", default="runs/bert-classifier")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_cmd_finetune_classifier)
 
     p = sub.add_parser("walk", help="print a tiny model's backward pass layer by layer, with formulas",
                        formatter_class=FMT)

@@ -90,3 +90,22 @@ def test_cli_bad_input_gives_clear_errors_and_no_half_written_checkpoint(tmp_pat
     capsys.readouterr()
     assert main(["generate", bert_out]) == 2
     assert "needs a GPT or LSTM LM checkpoint" in capsys.readouterr().err
+
+
+def test_cli_finetune_classifier_from_a_pretrained_encoder(tmp_path, capsys):
+    base = str(tmp_path / "bert")
+    assert main(["train", "--model", "bert", "--steps", "1", "--context", "16", "--batch", "2", "--out", base,
+                 "--no-progress"]) == 0
+    out = tmp_path / "cls"
+    assert main(["finetune-classifier", "--base", base, "--passage", "15", "--steps", "2", "--batch", "4",
+                 "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "classifier_summary.json").read_text())
+    result = summary["results"]["pretrained"]
+    assert 0.0 <= result["accuracy"] <= 1.0 and 0.5 <= result["majority_baseline"] < 1.0
+    assert "held-out accuracy" in capsys.readouterr().out
+    assert main(["finetune-classifier", "--base", base, "--docs", "nope", "--passage", "15", "--out", str(out)]) == 2
+    assert "unknown document" in capsys.readouterr().err
+    assert main(["finetune-classifier", "--base", base, "--passage", "64", "--out", str(out)]) == 2
+    assert "exceeds the encoder's context" in capsys.readouterr().err
+    assert main(["finetune-classifier", "--base", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

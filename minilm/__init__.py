@@ -17,3 +17,7 @@ from .autograd.trace import Trace, trace
 from .errors import DTypeError, GradError, MinilmError, NonFiniteError, ShapeError
 
 __version__ = "0.1.0"
+
+# sentence embeddings from a pre-trained BERT: numpy-only at import, the model loads at first call
+# (the function shadows its module's name here; `from minilm.embed import load, SentenceEncoder` reaches the rest)
+from .embed import embed  # noqa: E402

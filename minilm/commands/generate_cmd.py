@@ -24,7 +24,11 @@ def run_generate(args) -> int:
 def run_eval(args) -> int:
     model, tokenizer, metadata = load_trained(args.checkpoint)
     from ..tasks import CausalLMTask, MaskedLMTask
-    _, _, train_ids, val_ids = prepare_text(args.data or metadata.get("data"), tokenizer.kind, 0, tokenizer)
+    if metadata.get("finetuned_from"):       # `minilm finetune` output: unknown chars -> fallback, as in training
+        from .finetune_cmd import prepare_finetune_data
+        _, train_ids, val_ids, _ = prepare_finetune_data(args.data or metadata.get("data"), tokenizer)
+    else:
+        _, _, train_ids, val_ids = prepare_text(args.data or metadata.get("data"), tokenizer.kind, 0, tokenizer)
     context = metadata["model_config"]["context"]
     if metadata["model_type"] == "bert":
         task = MaskedLMTask(train_ids, val_ids, context, tokenizer.vocab_size, model.config.mask_id(tokenizer.vocab_size))

@@ -75,8 +75,24 @@ class BERT(nn.Module):
             if p.ndim >= 2:
                 p.data[...] = rng.normal(0.0, 0.02, size=p.shape).astype(p.dtype)
 
+    @classmethod
+    def from_pretrained(cls, path, num_classes: int = 0, pooling: str = "mean", backend: str = "reference",
+                        dropout: float = 0.0, seed: int = 0, verbose: bool = False) -> "BERT":
+        """A Hugging Face BERT directory (config.json + model.safetensors, e.g. minilm.hub.find(name)) as a
+        minilm BERT in eval mode, float32. Every tensor's name and shape is checked (minilm.models.hf_bert);
+        `model.load_report` lists what was loaded, the checkpoint tensors left unused (position_ids,
+        pooler.*) and the heads left at their initial values (the MLM head, the classifier)."""
+        from .hf_bert import load_hf_bert
+        model, report = load_hf_bert(path, num_classes=num_classes, pooling=pooling, backend=backend,
+                                     dropout=dropout, seed=seed)
+        object.__setattr__(model, "load_report", report)
+        if verbose:
+            print(report)
+        return model
+
     def encode(self, ids, segments=None, key_padding_mask=None):
         """ids (B, T) int -> hidden states (B, T, C). key_padding_mask (B, T) bool, True = padding."""
+        self._name_submodules()
         ids = np.asarray(getattr(ids, "data", ids))
         if ids.ndim != 2:
             raise ShapeError(f"BERT: ids must be (B, T); got shape {ids.shape}")
@@ -89,6 +105,13 @@ class BERT(nn.Module):
         for block in self.blocks:
             x = block(x, key_padding_mask=key_padding_mask)
         return x
+
+    def _name_submodules(self):
+        """encode, classify and mlm_logits are methods, not __call__, so nothing named the sub-modules
+        from this model: do it (paths like `blocks.0.attn`, not `attn`) for traces and anomaly reports.
+        Runs again when a module appears later (e.g. LoRA wrapping a layer)."""
+        if any(m._path is None for m in self.modules()):
+            self._assign_paths(self._path or "")
 
     def mlm_logits(self, ids, segments=None, key_padding_mask=None):
         """(B, T, V): the masked-LM head, its output matrix tied to the token embedding."""

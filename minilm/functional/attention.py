@@ -7,12 +7,24 @@ the per-row log-sum-exp, so the backward recomputes the probabilities instead of
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 import kernels
 
 from ..autograd.function import Function
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, NonFiniteError, ShapeError
+
+
+@contextlib.contextmanager
+def _as_minilm_errors():
+    """kernels never imports minilm: turn its input errors into minilm's (NaN/inf -> NonFiniteError)."""
+    try:
+        yield
+    except kernels.KernelInputError as error:
+        kind = NonFiniteError if "NaN" in str(error) else ShapeError
+        raise kind(f"attention: {error}") from error
 
 
 class AttentionFn(Function):
@@ -21,8 +33,9 @@ class AttentionFn(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, causal=False, key_padding_mask=None, scale=None, backend="reference"):
-        out, lse = kernels.attention_forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
-                                             scale=scale, backend=backend)
+        with _as_minilm_errors():
+            out, lse = kernels.attention_forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
+                                                 scale=scale, backend=backend)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.options = dict(causal=causal, key_padding_mask=key_padding_mask, scale=scale, backend=backend)
         return out
@@ -30,7 +43,8 @@ class AttentionFn(Function):
     @staticmethod
     def backward(ctx, g):
         q, k, v, out, lse = ctx.saved
-        dq, dk, dv = kernels.attention_backward(np.ascontiguousarray(g), q, k, v, out, lse, **ctx.options)
+        with _as_minilm_errors():
+            dq, dk, dv = kernels.attention_backward(np.ascontiguousarray(g), q, k, v, out, lse, **ctx.options)
         return dq, dk, dv
 
 

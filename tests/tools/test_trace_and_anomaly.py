@@ -42,3 +42,16 @@ def test_anomaly_mode_names_the_backward_op_that_made_an_inf():
         y = x.sqrt().sum()                                                    # forward is finite: sqrt(0) = 0
         with pytest.raises(minilm.NonFiniteError, match=r"backward of sqrt produced 1 NaN/inf gradient"):
             y.backward()
+
+
+def test_anomaly_mode_names_the_op_and_module_of_a_nan_planted_in_a_model():
+    from minilm.models import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=11, context=8, d_model=8, n_heads=2, n_layers=2))
+    fc1 = model.blocks[1].ff.fc1
+    original = fc1.forward
+    fc1.forward = lambda x: (original(x) - 100.0).log()         # planted: log of negative numbers
+    ids = np.arange(8)[None, :] % 11
+    with pytest.raises(minilm.NonFiniteError, match=r"forward of log in blocks\.1\.ff\.fc1 produced \d+ NaN/inf "
+                                                      r"value\(s\) from finite inputs"):
+        with minilm.detect_anomaly():
+            model(ids)

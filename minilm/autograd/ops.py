@@ -300,7 +300,7 @@ class Gelu(Function):
     def forward(ctx, a, approximate="none"):
         _require_float("gelu", a)
         if approximate == "tanh":
-            t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
+            t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * (a * a * a)))
             ctx.save_for_backward(a, t)
             ctx.approximate = "tanh"
             return 0.5 * a * (1 + t)

@@ -19,7 +19,18 @@ def erf(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.float64:
         return np.asarray(_erf_exact(x), dtype=np.float64)
+    # in place, one temporary at a time: this runs on every GELU activation of a float32 model
     ax = np.abs(x)
-    t = 1.0 / (1.0 + _P * ax)
-    poly = t * (_A[0] + t * (_A[1] + t * (_A[2] + t * (_A[3] + t * _A[4]))))
-    return (np.sign(x) * (1.0 - poly * np.exp(-ax * ax))).astype(x.dtype, copy=False)
+    t = ax * x.dtype.type(_P)
+    t += 1
+    np.reciprocal(t, out=t)                                     # t = 1 / (1 + p|x|)
+    poly = t * x.dtype.type(_A[4])
+    for coefficient in (_A[3], _A[2], _A[1], _A[0]):
+        poly += x.dtype.type(coefficient)
+        poly *= t                                               # Horner: t (a0 + t (a1 + ...))
+    np.square(ax, out=ax)
+    np.negative(ax, out=ax)
+    np.exp(ax, out=ax)                                          # exp(-x^2)
+    poly *= ax
+    np.subtract(1, poly, out=poly)                              # erf(|x|)
+    return np.copysign(poly, x, out=poly)

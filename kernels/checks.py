@@ -77,20 +77,31 @@ def check_backward_shapes(name: str, q, *, dout, out, lse) -> None:
         raise KernelInputError(f"{name}: lse must be (B, H, Nq) = {_shape_of(q)[:3]}; got {_shape_of(lse)}")
 
 
-def check_float_dtypes(name: str, allowed=FLOAT_DTYPES, **arrays) -> np.dtype:
-    """All arrays must share one floating dtype among `allowed`; return it."""
+def dtype_name(x) -> str:
+    """'float32', 'bfloat16', ... for a NumPy array or a torch tensor (torch is never imported here)."""
+    if type(x).__module__.startswith("torch"):
+        return str(x.dtype).replace("torch.", "")
+    return np.dtype(x.dtype).name
+
+
+def check_same_dtype(name: str, allowed: tuple[str, ...], **arrays) -> str:
+    """All arrays must share one dtype among `allowed` (names); return that name."""
     dtype = None
     for arg, x in arrays.items():
-        d = np.dtype(x.dtype)
-        if d not in [np.dtype(a) for a in allowed]:
-            names = ", ".join(np.dtype(a).name for a in allowed)
-            raise KernelInputError(f"{name}: {arg} must have dtype in ({names}); got {d.name}")
+        d = dtype_name(x)
+        if d not in allowed:
+            raise KernelInputError(f"{name}: {arg} must have dtype in ({', '.join(allowed)}); got {d}")
         if dtype is None:
             dtype = d
         elif d != dtype:
             first = next(iter(arrays))
-            raise KernelInputError(f"{name}: {arg} has dtype {d.name} but {first} has {dtype.name}; they must match")
+            raise KernelInputError(f"{name}: {arg} has dtype {d} but {first} has {dtype}; they must match")
     return dtype
+
+
+def check_float_dtypes(name: str, allowed=FLOAT_DTYPES, **arrays) -> np.dtype:
+    """All arrays must share one floating dtype among `allowed`; return it."""
+    return np.dtype(check_same_dtype(name, tuple(np.dtype(a).name for a in allowed), **arrays))
 
 
 def check_finite(name: str, **arrays) -> None:

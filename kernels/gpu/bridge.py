@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import (check_attention_inputs, check_backward_shapes, check_matmul_inputs, default_scale)
+from ..checks import (check_attention_inputs, check_backward_shapes, check_matmul_inputs, check_same_dtype,
+                      default_scale, dtype_name)
 from ..errors import KernelInputError
 # The kernel modules are imported here, before kernels/gpu/__init__.py binds the public names:
 # importing the submodule `kernels.gpu.matmul` for the first time later would overwrite the
@@ -50,25 +51,9 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _dtype_name(x) -> str:
-    if _is_torch(x):
-        return str(x.dtype).replace("torch.", "")
-    return np.dtype(x.dtype).name
-
-
 def _check_dtypes(name: str, **arrays) -> str:
-    """One floating dtype among ALLOWED shared by all arrays (the message of checks.check_float_dtypes)."""
-    dtype = None
-    for arg, x in arrays.items():
-        d = _dtype_name(x)
-        if d not in ALLOWED:
-            raise KernelInputError(f"{name}: {arg} must have dtype in ({', '.join(ALLOWED)}); got {d}")
-        if dtype is None:
-            dtype = d
-        elif d != dtype:
-            first = next(iter(arrays))
-            raise KernelInputError(f"{name}: {arg} has dtype {d} but {first} has {dtype}; they must match")
-    return dtype
+    """One floating dtype among ALLOWED shared by all arrays (the rule lives in kernels/checks.py)."""
+    return check_same_dtype(name, ALLOWED, **arrays)
 
 
 def _check_same_kind(name: str, **arrays) -> bool:
@@ -161,8 +146,8 @@ def attention_backward(dout, q, k, v, out, lse, causal: bool = False, key_paddin
     shape = check_attention_inputs(q, k, v, key_padding_mask, name=name)
     _check_dtypes(name, dout=dout, q=q, k=k, v=v, out=out)
     check_backward_shapes(name, q, dout=dout, out=out, lse=lse)
-    if _dtype_name(lse) not in ALLOWED:
-        raise KernelInputError(f"{name}: lse must have dtype in ({', '.join(ALLOWED)}); got {_dtype_name(lse)}")
+    if dtype_name(lse) not in ALLOWED:
+        raise KernelInputError(f"{name}: lse must have dtype in ({', '.join(ALLOWED)}); got {dtype_name(lse)}")
     as_torch = _check_same_kind(name, dout=dout, q=q, k=k, v=v, out=out, lse=lse,
                                 key_padding_mask=key_padding_mask)
     _check_precision(name, input_precision)
